@@ -1,0 +1,38 @@
+# MFT: every target creates or reuses the local virtual environment itself.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export RAY_USAGE_STATS_ENABLED := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install demo test test-slow lint bench clean cluster-up cluster-down
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned, so nothing pulls a multi-gigabyte CUDA build
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install MFT with dev tools
+
+demo: $(STAMP)  ## the main job end to end on the bundled real data
+	$(BIN)/mft demo
+
+test: $(STAMP)  ## the test suite (fast; slow learning tests: make test-slow)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+lint: $(STAMP)  ## ruff and mypy, failing on findings
+	$(BIN)/ruff check .
+	$(BIN)/mypy features envs rl tune serve cluster
+
+bench: $(STAMP)  ## speed figures (see docs/benchmarks.md)
+	$(BIN)/python -m features.data.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

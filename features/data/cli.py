@@ -101,6 +101,21 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resample(args: argparse.Namespace) -> int:
+    from features.data.loader import write_bars
+    from features.data.resample import resample
+
+    result = _load(args)
+    out = Path(args.out)
+    for key in result.dataset.keys:
+        frame = resample(result.dataset[key], key.timeframe, args.to, complete_only=not args.keep_partial)
+        name = f"{key.symbol.replace('/', '')}_{args.to}{''.join(out.suffixes) or '.parquet'}"
+        target = out if len(result.dataset) == 1 and out.suffix else out / key.exchange / name
+        write_bars(frame, target)
+        print(f"{key} -> {args.to}: {frame.height} bars written to {target}")
+    return 0
+
+
 def _add_hint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a bundled dataset name (see `mft data list`), a file or a folder")
     parser.add_argument("--exchange", help="exchange of a single-series file (default: its folder name)")
@@ -124,6 +139,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = commands.add_parser("list", help="the bundled real datasets")
     listing.set_defaults(func=cmd_list)
+
+    resample = commands.add_parser("resample", help="aggregate bars to a coarser timeframe (e.g. 1m -> 5m)")
+    _add_hint_options(resample)
+    resample.add_argument("--to", required=True, help="target timeframe, a whole multiple of the source")
+    resample.add_argument("--out", required=True, help="output file (one series) or folder")
+    resample.add_argument("--keep-partial", action="store_true", help="keep buckets missing source bars")
+    resample.set_defaults(func=cmd_resample)
 
     fetch = commands.add_parser("fetch", help="download bars with ccxt into the local parquet cache")
     fetch.add_argument("--exchange", required=True, help="ccxt exchange id, e.g. binance")

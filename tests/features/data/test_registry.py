@@ -73,3 +73,17 @@ def test_cli_info_lists_series(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "bitstamp" in out and "BTC/USD " in out and "2018-05-15 06:00" in out
     assert main(["data", "info", "no/such/file.csv"]) == 2
+
+
+def test_cli_resample_writes_valid_coarser_bars(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "resample", "kraken_btc_5m", "--to", "1h", "--out", str(tmp_path)]) == 0
+    hourly = load_dataset(tmp_path).dataset
+    (key,) = hourly.keys
+    assert (key.exchange, key.symbol, key.timeframe) == ("kraken", "BTC/USD", "1h")
+    reference = load_dataset("kraken_btc_1h").dataset["BTC/USD"]
+    # Kraken's own hourly bars equal our aggregation of its 5-minute bars on every complete hour.
+    joined = hourly[key].join(reference, on="timestamp", suffix="_ref")
+    assert joined.height > 2000
+    for column in ("open", "high", "low", "close"):
+        assert (joined[column] == joined[f"{column}_ref"]).all(), column
+    assert ((joined["volume"] / joined["volume_ref"] - 1).abs() < 1e-12).all()

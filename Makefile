@@ -34,6 +34,8 @@ lint: $(STAMP)  ## ruff and mypy, failing on findings
 bench: $(STAMP)  ## speed figures (see docs/benchmarks.md)
 	$(BIN)/python -m features.data.bench
 	$(BIN)/python -m features.bench
+	$(BIN)/python -m envs.bench
+	$(BIN)/python -m rl.evaluation.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,2 @@
+"""Monitoring of live trading: structural breaks, data anomalies, performance degradation,
+alerts, Prometheus metrics and their configuration."""

@@ -36,6 +36,7 @@ bench: $(STAMP)  ## speed figures (see docs/benchmarks.md)
 	$(BIN)/python -m features.bench
 	$(BIN)/python -m envs.bench
 	$(BIN)/python -m rl.evaluation.bench
+	$(BIN)/python -m rl.bench_backtest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

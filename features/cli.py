@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for entry in sorted(entry_points(group="mft.commands"), key=lambda e: e.name):
-        register: Callable[[argparse._SubParsersAction], None] = entry.load()
+        try:
+            register: Callable[[argparse._SubParsersAction], None] = entry.load()
+        except ImportError as err:  # one broken layer must not take the other commands down
+            print(f"warning: command '{entry.name}' is unavailable: {err}", file=sys.stderr)
+            continue
         register(subparsers)
     return parser
 

@@ -156,17 +156,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"default {DEFAULT_CACHE}")
     fetch.set_defaults(func=cmd_fetch)
 
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """The data stage of the main job: load and validate the bundled real data, print a summary."""
-    for name in args.datasets:
-        result = load_dataset(name)
-        print(f"\n## {name}: validated in {result.seconds * 1000:.0f} ms")
-        print(tabulate(summarise(result.dataset, result.reports), headers="keys", tablefmt="github"))
-    return 0
-
-
-def register_demo(subparsers: argparse._SubParsersAction) -> None:
-    demo = subparsers.add_parser("demo", help="the main job on the bundled real data")
-    demo.add_argument("--datasets", nargs="+", default=["binance_1h", "btc_two_venues_1h", "kraken_btc_5m"])
-    demo.set_defaults(func=cmd_demo)

@@ -1,0 +1,25 @@
+"""Session-wide test settings: no test writes tracking data into the repository or reports usage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """MLflow's default store is ./mlflow.db; every test run gets its own, outside the tree."""
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous

@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CLUSTER_WORKERS ?= 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -37,6 +38,12 @@ bench: $(STAMP)  ## speed figures (see docs/benchmarks.md)
 	$(BIN)/python -m envs.bench
 	$(BIN)/python -m rl.evaluation.bench
 	$(BIN)/python -m rl.bench_backtest
+
+cluster-up: $(STAMP)  ## a local multi-node Ray cluster: head + worker node(s), token auth (docs/cluster.md)
+	$(BIN)/python -m cluster.local up --workers $(CLUSTER_WORKERS)
+
+cluster-down:  ## stop the local cluster (its own processes only, never `ray stop`)
+	$(BIN)/python -m cluster.local down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

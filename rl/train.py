@@ -132,11 +132,10 @@ def train_loop(algo: Any, run: RunFolder, state: RunState, data: PreparedData, c
         if state.iteration % loop.eval_every == 0 or state.iteration == loop.iterations:
             metrics = validate(algo.get_module(), data, config)
             log_metrics(metrics, step=state.iteration, prefix="val.")
-            improved = checkpoint(algo, run, state, metrics["sharpe"], config)
+            state.history.append({"iteration": state.iteration, "env_steps": state.env_steps, **metrics})
+            improved = checkpoint(algo, run, state, metrics["sharpe"], config)  # saves the state with it
             validation = (f"val sharpe {metrics['sharpe']:+.2f} return {metrics['total_return']:+.1%}"
                           f"{' *' if improved else '  '}")
-            state.history.append({"iteration": state.iteration, "env_steps": state.env_steps, **metrics})
-            run.save_state(state)
         print(iteration_line(state, loop.iterations, result, time.perf_counter() - started, validation), flush=True)
     return state
 

@@ -6,8 +6,13 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+# Property tests explore the same examples on every machine: CI is reproducible, not a lottery.
+settings.register_profile("mft", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("mft")
 
 
 @pytest.fixture(scope="session", autouse=True)

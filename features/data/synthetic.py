@@ -45,6 +45,9 @@ def _require_positive(**values: float) -> None:
             raise DataError(f"{name} must be positive, got {value}")
 
 
+MAX_VOLUME_Z = 10.0
+
+
 @dataclass(frozen=True)
 class VolumeModel:
     """Lognormal bar volume whose log rises by ``return_sensitivity`` per unit of |standardised return|."""
@@ -64,7 +67,9 @@ class VolumeModel:
         log_volume = (
             math.log(self.daily_volume * (bar / DAY))
             - self.dispersion**2 / 2
-            + self.return_sensitivity * (abs_z - mean_abs_normal)
+            # The volume response saturates: a move of 10+ expected standard deviations (a far-from-mean
+            # OU start, a jump) doubles down no further, so volume stays finite.
+            + self.return_sensitivity * (np.minimum(abs_z, MAX_VOLUME_Z) - mean_abs_normal)
             + self.dispersion * rng.standard_normal(len(abs_z))
         )
         return np.exp(log_volume)

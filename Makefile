@@ -38,6 +38,7 @@ bench: $(STAMP)  ## speed figures (see docs/benchmarks.md)
 	$(BIN)/python -m envs.bench
 	$(BIN)/python -m rl.evaluation.bench
 	$(BIN)/python -m rl.bench_backtest
+	$(BIN)/python -m rl.bench_train
 
 cluster-up: $(STAMP)  ## a local multi-node Ray cluster: head + worker node(s), token auth (docs/cluster.md)
 	$(BIN)/python -m cluster.local up --workers $(CLUSTER_WORKERS)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from envs import EnvConfig, register_ray_env
@@ -155,3 +156,10 @@ def algorithm_config(
         # One replay update per 4 sampled steps (DQN's classic ratio); an iteration is train_batch_size steps.
         config.env_runners(rollout_fragment_length=4)
     return configure_model(config, algo.name, model.name, model.model_config(observation_layout(train, env)))
+
+
+def seed_replay_buffer(trainer: Any, seed: int) -> None:
+    """Make DQN repeatable: RLlib 2.60's EpisodeReplayBuffer samples from an unseeded generator."""
+    buffer = getattr(trainer, "local_replay_buffer", None)
+    if buffer is not None and hasattr(buffer, "rng"):
+        buffer.rng = np.random.default_rng(seed)

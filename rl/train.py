@@ -35,7 +35,7 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from rl.builders import PreparedData, algorithm_config, env_config, env_values, prepare_data
+from rl.builders import PreparedData, algorithm_config, env_config, env_values, prepare_data, seed_replay_buffer
 from rl.config import TrainConfig
 from rl.module_policy import ModulePolicy
 from rl.runs import RunFolder, RunState, write_json_atomic
@@ -179,6 +179,7 @@ def train(config: TrainConfig, raw: dict[str, Any]) -> TrainOutcome:
           f"{len(data.panel.feature_names)} features", flush=True)
     init_ray(config)
     algo = algorithm_config(config.algo, config.model, config.train, config.env, data.train, config.seed).build_algo()
+    seed_replay_buffer(algo, config.seed)
     if state.last_checkpoint:
         algo.restore_from_path(str((run.checkpoints / state.last_checkpoint).resolve()))
         print(f"resumed from {state.last_checkpoint} (iteration {state.iteration})", flush=True)

@@ -15,8 +15,8 @@ import mlflow
 import pytest
 
 from rl.artifacts import load_agent
-from rl.train_cli import compose_config, run_training
 from rl.tracking import tracking_uri
+from rl.train_cli import compose_config, run_training
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.filterwarnings("ignore::UserWarning")]
 

@@ -39,6 +39,7 @@ bench: $(STAMP)  ## speed figures (see docs/benchmarks.md)
 	$(BIN)/python -m rl.evaluation.bench
 	$(BIN)/python -m rl.bench_backtest
 	$(BIN)/python -m rl.bench_train
+	$(BIN)/python -m serve.bench_serve  # ~8 min: trains five tiny runs, loopback load and a replica kill
 
 cluster-up: $(STAMP)  ## a local multi-node Ray cluster: head + worker node(s), token auth (docs/cluster.md)
 	$(BIN)/python -m cluster.local up --workers $(CLUSTER_WORKERS)

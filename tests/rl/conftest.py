@@ -13,6 +13,9 @@ def ray_session() -> Iterator[None]:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
 
+    if ray.is_initialized():  # another package's session fixture started it first
+        yield
+        return
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield

@@ -34,7 +34,9 @@ INSTRUMENT = "binance:BTC/USDT"
 def serve_config(run: Path, service_file: Path) -> dict[str, Any]:
     """A Serve deploy config (what `serve deploy` and RayService's serveConfigV2 take)."""
     service_file.write_text(yaml.safe_dump({
-        "request_timeout_s": 60.0, "ensembles": {"main": {"members": [{"source": str(run), "name": "cl"}]}}}))
+        # fuse off: the ensemble is its own deployment, so it can be placed on the worker node below.
+        "request_timeout_s": 60.0, "fuse": False,
+        "ensembles": {"main": {"members": [{"source": str(run), "name": "cl"}]}}}))
     return {
         "proxy_location": "HeadOnly",  # both nodes share this machine's ports: one proxy
         "http_options": {"host": "127.0.0.1", "port": SERVE_PORT},

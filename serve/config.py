@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from features.configio import CONFIG_ROOT, from_dict, read_yaml
 from features.data.schema import DataError
-from serve.configio import CONFIG_ROOT, from_dict, read_yaml
 
 SERVE_CONFIGS = CONFIG_ROOT / "serve"
 Rule = Literal["vote", "mean_probs"]

@@ -10,14 +10,11 @@ with the defaults below (which are the full default feature set).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from features.configio import from_dict, read_yaml
 from features.data.schema import DataError
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
@@ -152,49 +149,3 @@ class FeatureConfig:
 
 
 T = TypeVar("T")
-
-
-def read_yaml(spec: str | Path, folder: Path, what: str) -> dict[str, Any]:
-    path = Path(spec)
-    if not path.exists() and not path.suffix:
-        path = folder / f"{spec}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
-        raise DataError(f"no {what} config {str(spec)!r}: not a file, and not one of {known}")
-    loaded = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(loaded, dict):
-        raise DataError(f"{path}: expected a mapping at the top level")
-    return loaded
-
-
-def from_dict(cls: type[T], values: Any, path: str) -> T:
-    """Build dataclass ``cls`` from nested dicts, checking keys and types; errors name the field path."""
-    if not isinstance(values, dict):
-        raise DataError(f"{path}: expected a mapping, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DataError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    kwargs = {name: _convert(hints[name], value, f"{path}.{name}") for name, value in values.items()}
-    return cls(**kwargs)
-
-
-def _convert(hint: Any, value: Any, path: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, path)
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise DataError(f"{path}: expected a list, got {value!r}")
-        return [_convert(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, path)  # type: ignore[arg-type]
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, bool, str) and type(value) is hint:
-        return value
-    raise DataError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")

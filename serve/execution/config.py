@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from features.configio import CONFIG_ROOT, from_dict, read_yaml
 from features.data.schema import DataError
-from serve.configio import CONFIG_ROOT, from_dict, read_yaml
 from serve.execution.journal import DEFAULT_URL, Journal
 from serve.execution.risk import RiskLimits
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from features.configio import CONFIG_ROOT, from_dict, read_yaml
 from features.data.schema import DataError
-from serve.configio import CONFIG_ROOT, from_dict, read_yaml
 from serve.monitoring.anomalies import AnomalyConfig
 from serve.monitoring.drift import DriftConfig
 from serve.monitoring.performance import PerformanceConfig

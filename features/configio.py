@@ -1,7 +1,7 @@
 """Typed configuration from YAML: nested dataclasses built from plain dicts, strictly.
 
 Unknown keys and wrong types raise :class:`~features.data.schema.DataError`
-naming the field path (``alerts.telegram.queue_size``), so a typo in a YAML
+naming the field path (``alerts.telegram.queue_size``, ``features.indicators.rsi``), so a typo in a YAML
 file fails loudly instead of silently falling back to a default.
 """
 

@@ -150,6 +150,9 @@ class OrderRecord:
     reason: str = ""  # why it was rejected, cancelled or expired
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime | None = None
+    # Bars a limit order rests before it expires (None: until cancelled).  Not a journal column:
+    # the actor keeps it in the decision's payload and cancels expired orders itself.
+    ttl_bars: int | None = None
 
     def __post_init__(self) -> None:
         if not self.client_order_id:

@@ -18,7 +18,8 @@ def test_shipped_files_load() -> None:
     assert alerts.performance.min_sharpe == 1.0 and alerts.metrics.address == "127.0.0.1"
     paper = ExecutionConfig.load("paper")
     assert paper.journal.url == "sqlite:///runs/journal.db"
-    assert (paper.risk.max_order_notional, paper.risk.on_daily_loss) == (1000.0, "flatten")
+    assert (paper.risk.max_order_notional, paper.risk.on_daily_loss) == (15000.0, "flatten")
+    assert paper.mode == "paper" and paper.serve_url.startswith("http://127.0.0.1")
 
 
 def test_unknown_keys_and_wrong_types_name_the_field(tmp_path: Path) -> None:

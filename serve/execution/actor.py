@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,13 +24,18 @@ from features.data.schema import DataError
 from serve.commands import ControlResult, PnlReport, PositionReport, StatusReport
 from serve.execution.brokers import ExecutionBroker
 from serve.execution.config import ExecutionConfig
-from serve.execution.deciders import Decider, HttpDecider
+from serve.execution.deciders import HttpDecider
 from serve.execution.paper_broker import PaperBroker
 from serve.execution.risk import KillMode
 from serve.execution.session import TradingSession, paper_state_path
 from serve.execution.sources import BarSource, CcxtBarSource, ReplaySource
 from serve.execution.spec import TradingSpec
 from serve.execution.trader_hooks import CrashDrill, HookChain, MonitoringHooks, TraderHooks
+from serve.monitoring.anomalies import BarAnomalyMonitor
+from serve.monitoring.config import AlertsConfig
+from serve.monitoring.drift import DriftMonitor
+from serve.monitoring.metrics import TradingMetrics
+from serve.monitoring.performance import PerformanceMonitor
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,22 @@ class ReplaySpec:
     symbols: tuple[str, ...] | None = None
 
 
-def make_source(config: ExecutionConfig, spec: TradingSpec, replay: ReplaySpec | None) -> BarSource:
+ApiCallHook = Callable[[str, float, bool], None]
+
+
+def api_call_metrics(metrics: TradingMetrics, exchange: str) -> ApiCallHook:
+    """Export every exchange API call's latency (the research plan's 50 ms budget) and failures."""
+
+    def observe(method: str, seconds: float, ok: bool) -> None:
+        metrics.exchange_latency.labels(exchange=exchange, endpoint=method).observe(seconds)
+        if not ok:
+            metrics.exchange_errors.labels(exchange=exchange, endpoint=method).inc()
+
+    return observe
+
+
+def make_source(config: ExecutionConfig, spec: TradingSpec, replay: ReplaySpec | None,
+                on_api_call: ApiCallHook | None = None) -> BarSource:
     if replay is not None:
         from features.data.registry import load_dataset
 
@@ -54,11 +75,11 @@ def make_source(config: ExecutionConfig, spec: TradingSpec, replay: ReplaySpec |
 
     exchange = config.exchange.id or spec.keys[0].exchange
     client = getattr(ccxt, exchange)({"enableRateLimit": True, **config.exchange.options})
-    return CcxtBarSource(client, spec.keys, history_bars=config.exchange.history_bars)
+    return CcxtBarSource(client, spec.keys, history_bars=config.exchange.history_bars, on_api_call=on_api_call)
 
 
 def make_broker(config: ExecutionConfig, spec: TradingSpec, rows: np.ndarray, times: np.ndarray, *,
-                live: bool) -> ExecutionBroker:
+                live: bool, on_api_call: ApiCallHook | None = None) -> ExecutionBroker:
     """The paper broker unless ``live`` (an explicit opt-in) and the config both say live."""
     if config.mode == "live" or live:
         if not (config.mode == "live" and live):
@@ -66,22 +87,17 @@ def make_broker(config: ExecutionConfig, spec: TradingSpec, rows: np.ndarray, ti
         from serve.execution.ccxt_broker import make_ccxt_broker
 
         exchange = config.exchange.id or spec.keys[0].exchange
-        return make_ccxt_broker(exchange, spec.instruments, live=True, config_overrides=config.exchange.options)
+        return make_ccxt_broker(exchange, spec.instruments, live=True, config_overrides=config.exchange.options,
+                                on_api_call=on_api_call)
     cash = config.initial_cash if config.initial_cash is not None else spec.env_config.initial_cash
     return PaperBroker(spec.keys, spec.env_config, history=rows, times=times, initial_cash=cash,
                        state_path=paper_state_path(config))
 
 
-def make_hooks(config: ExecutionConfig, spec: TradingSpec, decider: Decider) -> tuple[TraderHooks, list[Any]]:
+def make_hooks(config: ExecutionConfig, spec: TradingSpec, metrics: TradingMetrics
+               ) -> tuple[TraderHooks, list[Any]]:
     """Monitoring hooks from the alerts config, the recovery drill if configured; and things to close."""
-    from serve.monitoring.anomalies import BarAnomalyMonitor
-    from serve.monitoring.config import AlertsConfig
-    from serve.monitoring.drift import DriftMonitor
-    from serve.monitoring.metrics import TradingMetrics
-    from serve.monitoring.performance import PerformanceMonitor
-
     alerts = AlertsConfig.load(config.alerts)
-    metrics = TradingMetrics()
     closers: list[Any] = []
     if alerts.metrics.enabled:
         closers.append(metrics.serve(alerts.metrics.port, alerts.metrics.address))
@@ -119,10 +135,13 @@ class ExecutionActor:
             raise DataError("policy_run is empty: name the training run to trade (mft trade --policy runs/<name>)")
         spec = TradingSpec.from_run(config.policy_run)
         self.decider = HttpDecider(config.serve_url)
-        hooks, self._closers = make_hooks(config, spec, self.decider)
+        self.metrics = TradingMetrics()
+        hooks, self._closers = make_hooks(config, spec, self.metrics)
+        api_calls = api_call_metrics(self.metrics, config.exchange.id or spec.keys[0].exchange)
         self.session = TradingSession.open(
-            config, spec, make_source(config, spec, replay), self.decider,
-            lambda rows, times: make_broker(config, spec, rows, times, live=live), hooks=hooks)
+            config, spec, make_source(config, spec, replay, api_calls), self.decider,
+            lambda rows, times: make_broker(config, spec, rows, times, live=live, on_api_call=api_calls),
+            hooks=hooks)
         self.session.trader.journal.record_event("actor_started", {"mode": self.session.trader.broker.mode,
                                                                    "replay": replay.data if replay else None})
         self._command_bot = self._start_command_bot()

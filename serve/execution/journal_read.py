@@ -151,8 +151,11 @@ class JournalReader:
             return [EventRecord(r.time, r.kind, r.detail) for r in conn.execute(query)]
 
     def last_event(self, kind: str) -> EventRecord | None:
-        found = self.events(kind)
-        return found[-1] if found else None
+        """The event of ``kind`` written last (by insertion: replays write historical event times)."""
+        query = select(t.events).where(t.events.c.kind == kind).order_by(t.events.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else EventRecord(row.time, row.kind, row.detail)
 
     def _time_map(self, query: Any) -> dict[str, datetime]:
         with self.engine.connect() as conn:

@@ -73,6 +73,9 @@ def replay_report(config: ExecutionConfig, replay: Any) -> ReplayReport:
     lines = [table.to_markdown(floatfmt=".4f"), "",
              "parity: " + ", ".join(f"{k} {v}" for k, v in checks.items())]
     lines += [f"risk: {e.time.isoformat()} {e.detail.get('state')} ({e.detail.get('reason')})" for e in risk_events]
-    payload = {"parity": checks, "risk_events": [e.detail for e in risk_events], "metrics": {"replay": replay_metrics, "backtest": backtest.metrics,
-                                             BENCHMARK: bench.metrics}}
+    payload = {
+        "parity": checks,
+        "risk_events": [e.detail for e in risk_events],
+        "metrics": {"replay": replay_metrics, "backtest": backtest.metrics, BENCHMARK: bench.metrics},
+    }
     return ReplayReport("\n".join(lines), payload)

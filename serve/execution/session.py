@@ -32,6 +32,7 @@ from serve.execution.deciders import Decider
 from serve.execution.journal import Journal
 from serve.execution.live_features import LiveFeatures
 from serve.execution.market_window import BarWindow, as_datetime64
+from serve.execution.records import OrderStatus
 from serve.execution.risk import KillMode, RiskManager, TradingState
 from serve.execution.sources import BarRow, BarSource
 from serve.execution.spec import TradingSpec
@@ -123,6 +124,8 @@ class TradingSession:
         trader.book.mark(trader.window.close())
         trader.bars_processed = len(_processed_times(journal))
         trader.last_time = resume
+        latest = journal.latest_positions()
+        trader.last_snapshot = latest[0] if latest is not None else None
         state = journal.last_event("trading_state")
         if state is not None:
             trader.risk.switch.restore(TradingState(state.detail["state"]))
@@ -138,18 +141,21 @@ class TradingSession:
 
     def _reconcile(self) -> list[str]:
         trader = self.trader
+        # First ask the broker about every order the journal has not seen end: one journaled as NEW may
+        # have been sent just before the crash, and an open one may have filled or expired meanwhile.
+        for order in trader.journal.open_orders():
+            update = trader.broker.order_state(order.client_order_id)
+            if update is not None:
+                trader._journal_update(update)
+        # Still NEW: journaled, never sent; the interrupted bar is processed again and sends it.
+        journal_open = [o for o in trader.journal.open_orders() if o.status is not OrderStatus.NEW]
         account = trader.broker.account()
-        journal_open = trader.journal.open_orders()
         found = reconcile(dict(zip(trader.instruments, trader.book.units, strict=True)), account.units,
                           journal_open, [o.client_order_id for o in trader.broker.open_orders()])
         for problem in found:
             log.warning("reconciliation: %s", problem)
             trader.journal.record_event("reconciliation", {"kind": problem.kind, "subject": problem.subject,
                                                            "journal": problem.journal, "broker": problem.broker})
-        for order in journal_open:  # orders the journal thinks open: ask the broker what became of them
-            update = trader.broker.order_state(order.client_order_id)
-            if update is not None:
-                trader._journal_update(update)
         return [str(p) for p in found]
 
     # -- trading --------------------------------------------------------------------------------

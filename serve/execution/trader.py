@@ -93,6 +93,7 @@ class Trader:
         self.expiry: dict[str, int] = {}  # client order id -> bar index at which a resting order ends
         self.last_time: datetime | None = None
         self.bars_processed = 0  # in this journal, across restarts (set by recovery)
+        self.last_snapshot: datetime | None = None  # time of the last journaled equity snapshot
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -172,9 +173,11 @@ class Trader:
                 self.expiry.pop(client_id, None)
 
     def _snapshot(self, time: datetime, close: list[float], equity: float) -> None:
-        snapshot = [PositionSnapshot(name, units, entry, price) for name, units, entry, price in
-                    zip(self.instruments, self.book.units, self.book.entry, close, strict=True)]
-        self.journal.record_positions(time, snapshot, equity, self.book.cash)
+        if self.last_snapshot is None or time > self.last_snapshot:  # a re-processed bar has its snapshot
+            snapshot = [PositionSnapshot(name, units, entry, price) for name, units, entry, price in
+                        zip(self.instruments, self.book.units, self.book.entry, close, strict=True)]
+            self.journal.record_positions(time, snapshot, equity, self.book.cash)
+            self.last_snapshot = time
         change = self.risk.observe(self.portfolio_state(time, close))
         if change is not None:
             self.journal.record_event("trading_state", {"state": change.current.value, "reason": change.reason}, time)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +117,11 @@ class TradingSession:
     def _recover(self, resume: datetime | None) -> None:
         trader, journal = self.trader, self.trader.journal
         window_times = trader.window.times
+        session = journal.last_event(SESSION_EVENT)
+        if session is not None and resume is not None:  # count idle bars from the session's first bar
+            first = as_datetime64(datetime.fromisoformat(session.detail["first_bar"]))
+            start = trader.window.offset + bisect_left(window_times, first)
+            trader.book.start_bar = trader.book.last_trade_bar = start
         for fill in journal.fills():
             stamp = as_datetime64(fill.filled_at)
             index = trader.window.offset + bisect_right(window_times, stamp) - 1

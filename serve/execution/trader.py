@@ -86,10 +86,12 @@ class Trader:
                                          max_leverage=config.max_leverage)
         self.sizing = make_sizing_rule(config.sizing.name, dict(config.sizing.params))
         self.instruments = spec.instruments
+        self.action_space = self.scheme.space(len(self.instruments))  # also sizes the scheme, as the env does
         self.index = {name: i for i, name in enumerate(self.instruments)}
         self.min_notional = [config.costs.min_notional_for(k.exchange) for k in spec.keys]
         self.initial_cash = float(initial_cash)
-        self.book = Portfolio(len(self.instruments), self.initial_cash, bar=max(window.last_index, 0))
+        # The first bar processed is the episode's start: "bars since the last trade" counts from it, as in the env.
+        self.book = Portfolio(len(self.instruments), self.initial_cash, bar=window.last_index + 1)
         self.expiry: dict[str, int] = {}  # client order id -> bar index at which a resting order ends
         self.last_time: datetime | None = None
         self.bars_processed = 0  # in this journal, across restarts (set by recovery)

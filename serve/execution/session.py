@@ -110,6 +110,7 @@ class TradingSession:
         trader = Trader(spec, broker=make_broker(rows, times), decider=decider, journal=journal,
                         risk=RiskManager(config.risk), features=features, window=window, run_id=config.run_id,
                         stream_id=config.stream, initial_cash=cash, hooks=hooks)
+        trader.live = source.live
         session = cls(trader, source, config, first, datetime.now(UTC))
         session._recover(resume)
         return session

@@ -11,7 +11,7 @@ import time as clock
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -31,6 +31,7 @@ class BarRow:
 
 class BarSource(ABC):
     keys: tuple[BarKey, ...]
+    live: bool = False  # bars arrive as they close: loop latency counts from the bar's close
 
     @property
     def timeframe(self) -> str:
@@ -113,6 +114,8 @@ class ReplaySource(BarSource):
 class CcxtBarSource(BarSource):
     """The latest closed bars of ``keys`` from a ccxt exchange client (one exchange per source)."""
 
+    live = True
+
     def __init__(self, client: Any, keys: Sequence[BarKey], *, history_bars: int = 1000,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  on_api_call: Callable[[str, float, bool], None] | None = None) -> None:
@@ -143,9 +146,11 @@ class CcxtBarSource(BarSource):
         return Dataset(frames, f"{self.keys[0].exchange} history")
 
     def next_row(self, after: datetime | None) -> BarRow | None:
-        since = None if after is None else after + timedelta(microseconds=1)
-        limit = 1 if after is None else 5
+        since = None if after is None else after + self.step
+        limit = 3 if after is None else 5  # the newest bar an exchange returns is usually still forming
         frames = {k: self._fetch(k, since, limit) for k in self.keys}
+        if after is not None:
+            frames = {k: f.filter(pl.col(TIMESTAMP) > after) for k, f in frames.items()}
         common: set[datetime] | None = None
         for frame in frames.values():
             stamps = set(frame[TIMESTAMP].to_list())

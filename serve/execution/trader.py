@@ -25,7 +25,7 @@ import logging
 import time as clock
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from envs.market import MarketRow
 from envs.portfolio import Portfolio
 from envs.records import OrderRequest, market_order
 from envs.sizing import make_sizing_rule
+from features.data.schema import parse_timeframe
 from serve.execution.brokers import BrokerEvents, ExecutionBroker, OrderUpdate
 from serve.execution.deciders import Decider
 from serve.execution.journal import Journal
@@ -96,6 +97,7 @@ class Trader:
         self.last_time: datetime | None = None
         self.bars_processed = 0  # in this journal, across restarts (set by recovery)
         self.last_snapshot: datetime | None = None  # time of the last journaled equity snapshot
+        self.live = False  # bars arrive as they close (set by the session from its source)
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -124,8 +126,15 @@ class Trader:
         self.last_time = time
         self.bars_processed += 1
         if result.orders:
-            self.hooks.loop_latency(clock.perf_counter() - started)
+            self.hooks.loop_latency(self._latency(time, started))
         return result
+
+    def _latency(self, time: datetime, started: float) -> float:
+        """Seconds from the bar's close (live bars) or from the start of the cycle (replays) to orders sent."""
+        if not self.live:
+            return clock.perf_counter() - started
+        closed = time + parse_timeframe(self.spec.timeframe)
+        return (datetime.now(UTC) - closed).total_seconds()
 
     def _skip_reason(self, market: np.ndarray | None, final: bool) -> str:
         if final:

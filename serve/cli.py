@@ -3,6 +3,7 @@
 ::
 
     mft serve run [--config default] [--host 127.0.0.1] [--port 8000] [--member runs/a --member runs/b]
+    mft serve run --ensemble runs/sweeps/<sweep>/ensemble.yaml     (the top trials of a sweep, Sharpe-weighted)
     mft serve export RUN --out DIR [--int8] [--prune 0.3]
     mft serve compress RUN [--prune 0.3 0.6] [--out DIR]
     mft serve register RUN NAME [--alias champion] [--tracking-uri sqlite:///runs/mlflow.db]
@@ -21,7 +22,7 @@ from features.data.schema import DataError
 
 def cmd_run(args: argparse.Namespace) -> int:
     from serve.app import start
-    from serve.config import EnsembleConfig, MemberConfig, ServeConfig
+    from serve.config import EnsembleConfig, MemberConfig, ServeConfig, members_from_sweep_export
 
     overrides: dict[str, object] = {}
     if args.host:
@@ -29,8 +30,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     config = ServeConfig.load(args.config, overrides)
-    if args.member:  # a quick ensemble of run folders replaces the config's
-        members = tuple(MemberConfig(source) for source in args.member)
+    if args.member or args.ensemble:  # a quick ensemble of run folders (or a sweep's export) replaces the config's
+        members = tuple(MemberConfig(source) for source in args.member or ())
+        if args.ensemble:
+            members += members_from_sweep_export(args.ensemble)
         base = config.ensembles.get("main") or EnsembleConfig(members=members)
         config = dataclasses.replace(
             config,
@@ -107,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--host", help="override the config's host (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="override the config's port")
     run.add_argument("--member", action="append", help="serve these run folders as one ensemble instead")
+    run.add_argument("--ensemble", help="serve the members of an ensemble spec from `mft tune export` instead")
     run.set_defaults(func=cmd_run)
     export = commands.add_parser("export", help="export a run's policy to ONNX")
     export.add_argument("run", help="a run folder or a checkpoint in one")

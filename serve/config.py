@@ -207,3 +207,24 @@ class ServeConfig:
     def load(cls, spec: str | Path = "default", overrides: dict[str, Any] | None = None) -> ServeConfig:
         """A file by path or by name in configs/serve/, with top-level keys replaced by ``overrides``."""
         return cls.from_dict({**read_yaml(spec, SERVE_CONFIGS, "serve"), **(overrides or {})})
+
+
+def members_from_sweep_export(path: str | Path) -> tuple[MemberConfig, ...]:
+    """The members of an ensemble spec written by ``mft tune export`` (``rule: sharpe_weighted``).
+
+    Each member's weight is its trial's validation Sharpe ratio; a negative Sharpe gets weight 0
+    (the member still answers and shows in the disagreement, but does not vote).  When no member
+    has a positive Sharpe, all weigh the same.
+    """
+    spec = read_yaml(path, SERVE_CONFIGS, "ensemble spec")
+    rows = spec.get("members") if isinstance(spec, dict) else None
+    if not rows or not isinstance(rows, list):
+        raise DataError(f"{path}: an ensemble spec needs a non-empty 'members' list (from mft tune export)")
+    missing = [i for i, row in enumerate(rows) if not isinstance(row, dict) or not row.get("checkpoint")]
+    if missing:
+        raise DataError(f"{path}: member(s) at position {missing} have no 'checkpoint'")
+    sharpes = [float(row.get("weight") or 0.0) for row in rows]
+    positive = any(w > 0 for w in sharpes)
+    return tuple(MemberConfig(str(row["checkpoint"]), name=row.get("name"), weight=max(w, 0.0) if positive else 1.0)
+                 for row, w in zip(rows, sharpes, strict=True))
+

@@ -51,3 +51,19 @@ def test_chat_ids_merge_config_and_environment() -> None:
     assert config.all_chat_ids({"MFT_TELEGRAM_CHAT_IDS": "7, 42,-100123"}) == (42, 7, -100123)
     with pytest.raises(DataError, match="chat id 'abc' is not an integer"):
         config.all_chat_ids({"MFT_TELEGRAM_CHAT_IDS": "abc"})
+
+
+def test_a_sweep_export_becomes_sharpe_weighted_members(tmp_path: Path) -> None:
+    from serve.config import members_from_sweep_export
+
+    spec = tmp_path / "ensemble.yaml"
+    spec.write_text("rule: sharpe_weighted\nmembers:\n"
+                    "  - {name: top1, checkpoint: /runs/a, weight: 1.5, algo: ppo, model: mlp}\n"
+                    "  - {name: top2, checkpoint: /runs/b, weight: -0.3, algo: dqn, model: mlp}\n")
+    members = members_from_sweep_export(spec)
+    assert [(m.source, m.name, m.weight) for m in members] == [("/runs/a", "top1", 1.5), ("/runs/b", "top2", 0.0)]
+    spec.write_text("members:\n  - {checkpoint: /runs/a, weight: -1}\n  - {checkpoint: /runs/b, weight: -2}\n")
+    assert [m.weight for m in members_from_sweep_export(spec)] == [1.0, 1.0]
+    spec.write_text("members:\n  - {name: x}\n")
+    with pytest.raises(DataError, match="no 'checkpoint'"):
+        members_from_sweep_export(spec)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,12 +87,32 @@ class Phase:
 # -- requests ------------------------------------------------------------------------------------------------
 
 
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+def encoded(bodies: Callable[[int], dict[str, Any]], count: int) -> list[bytes]:
+    """Request bodies serialised before the clock starts: the load generator measures, it should not load."""
+    return [json.dumps(bodies(i)).encode() for i in range(count)]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection in the load generator while it measures (a pause would count as latency)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def sequential(url: str, bodies: Callable[[int], dict[str, Any]], count: int, name: str) -> Phase:
     phase = Phase(name)
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    payloads = encoded(bodies, count)
+    with httpx.Client(base_url=url, timeout=30.0) as client, collector_paused():
         for i in range(count):
             started = time.perf_counter()
-            status = client.post("/v1/decide", json=bodies(i)).status_code
+            status = client.post("/v1/decide", content=payloads[i], headers=JSON_HEADERS).status_code
             phase.samples.append(Sample(started, time.perf_counter() - started, status))
     return phase
 
@@ -102,6 +125,7 @@ async def _open_loop(
     events: dict[float, Callable[[], None]],
 ) -> list[Sample]:
     samples: list[Sample] = []
+    payloads = encoded(bodies, count)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
         start = time.perf_counter()
@@ -110,7 +134,7 @@ async def _open_loop(
             scheduled = start + i / rate
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             try:
-                status = (await client.post("/v1/decide", json=bodies(i))).status_code
+                status = (await client.post("/v1/decide", content=payloads[i], headers=JSON_HEADERS)).status_code
             except httpx.HTTPError:
                 status = 0
             samples.append(Sample(scheduled - start, time.perf_counter() - scheduled, status))
@@ -165,7 +189,7 @@ def steady(
     events: dict[float, Callable[[], None]] | None = None,
 ) -> Phase:
     phase = Phase(name)
-    with ResourceMonitor() as monitor:
+    with ResourceMonitor() as monitor, collector_paused():
         phase.samples = asyncio.run(_open_loop(url, bodies, rate, int(rate * seconds), events or {}))
     phase.cpu_percent, phase.machine_cpu_percent = monitor.cpu_percent, monitor.machine_percent
     phase.peak_rss_mb = monitor.peak_rss / 2**20
@@ -350,6 +374,25 @@ def write_docs(text: str, path: Path = DOCS) -> None:
     path.write_text(updated)
 
 
+def run_reference(args: argparse.Namespace, observation: Callable[[int], dict[str, Any]]) -> list[Phase]:
+    """The bare Serve floor, same bodies and load (replaces the service on the route for the duration)."""
+    from ray import serve
+
+    from serve.bench_reference import deploy_bare
+
+    serve.delete("mft-bench")  # the route is the service's
+    url = deploy_bare(args.port)
+    sequential(url, observation, 20, "warm-up")
+    phases = [
+        sequential(url, observation, args.requests, "bare Serve (floor): sequential, observation"),
+        steady(url, observation, args.rate, args.seconds, f"bare Serve (floor): {args.rate:g}/s, observation"),
+    ]
+    serve.delete("mft-bench-bare")
+    for phase in phases:
+        print(phase.row(), flush=True)
+    return phases
+
+
 def run_runtime(runs: dict[str, Path], runtime: str, args: argparse.Namespace) -> list[Phase]:
     url = deploy(runs, runtime, args.port)
     observation, with_bars = request_bodies(url)
@@ -389,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = train_ensemble(Path(args.runs or tempfile.mkdtemp(prefix="mft-bench-runs-")), MEMBERS)
     try:
         phases = run_runtime(runs, "torch", args) + run_runtime(runs, "onnx", args)
+        observation, _ = request_bodies(f"http://127.0.0.1:{args.port}")  # the ONNX deployment is still up
+        phases += run_reference(args, observation)
         fault = None
         if not args.no_fault:
             url = deploy(runs, "torch", args.port, replicas=2)

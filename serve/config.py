@@ -175,6 +175,7 @@ class ServeConfig:
     mlflow_tracking_uri: str | None = None  # for models:/ sources; default MLFLOW_TRACKING_URI
     decision_log: str | None = None  # JSONL file of every live and shadow decision (would-be performance)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
+    access_log: bool = False  # Ray Serve's per-request access log lines (proxy and replicas); metrics count anyway
     fuse: bool = (
         True  # a lone stateless ensemble (no A/B, no shadow) runs inside the HTTP replicas: one hop less
     )

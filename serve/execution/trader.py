@@ -258,13 +258,15 @@ class Trader:
         self._cancel_resting(name, keep=client_id)
         update = self.broker.submit(order, None)
         self.hooks.checkpoint(self, "order_sent")
-        self.hooks.order_sent(self, order)
         if resting is not None and not update.status.is_final:
             self.expiry[client_id] = self.window.last_index + resting
             self.journal.record_event("resting_order", {"client_order_id": client_id,
                                                         "expiry_index": self.expiry[client_id]}, time)
         self._journal_update(update)
-        return self.journal.order(client_id)
+        sent = self.journal.order(client_id)
+        assert sent is not None
+        self.hooks.order_sent(self, sent)  # with the broker's answer: open, filled or rejected
+        return sent
 
     def _cancel_resting(self, instrument: str, keep: str) -> None:
         """A new order on an instrument replaces the one resting there (the environment's rule)."""

@@ -17,11 +17,17 @@ from serve.execution.records import OrderStatus
 from serve.execution.session import TradingSession
 from serve.execution.spec import TradingSpec
 from serve.execution.trader import Trader
-from serve.execution.trader_hooks import HOOK_EVENTS, TraderHooks
+from serve.execution.trader_hooks import HOOK_EVENTS, MonitoringHooks, TraderHooks
+from serve.monitoring.drift import DetectorSpec, DriftConfig, DriftMonitor
+from serve.monitoring.metrics import TradingMetrics
+from serve.monitoring.performance import PerformanceMonitor
+from serve.notify.message import Message, Notifier
+from serve.notify.reporter import ActivityReporter
 from tests.serve.execution.trading_support import (
     END,
     START,
     MomentumRule,
+    RuleDecider,
     RulePolicy,
     btc_dataset,
     open_session,
@@ -165,3 +171,46 @@ def test_operator_commands_pause_trading_and_the_kill_switch_flattens(run: Path,
 def test_hook_chain_covers_every_event() -> None:
     assert set(HOOK_EVENTS) == {name for name in vars(TraderHooks) if not name.startswith("_")}
     assert issubclass(type(None).__class__, type) and ExecutionBroker.submit is not None
+
+
+class Collected(Notifier):
+    """A notifier that keeps what it is sent (the Telegram transport is tested against its fake server)."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def send(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+class ResettingDecider(RuleDecider):
+    def __init__(self, rule: MomentumRule) -> None:
+        super().__init__(rule)
+        self.resets: list[str] = []
+
+    def reset(self, stream_id: str) -> None:
+        self.resets.append(stream_id)
+
+
+def test_monitoring_posts_activity_exports_metrics_and_resets_memory_on_a_break(run: Path, dataset: Dataset,
+                                                                               tmp_path: Path) -> None:
+    spec = TradingSpec.from_run(run)
+    notifier, metrics = Collected(), TradingMetrics()
+    sensitive = DriftConfig(warmup=24, rewarm=12, returns=DetectorSpec("cusum", 0.1, 2.0),
+                            volatility=DetectorSpec("cusum", 0.1, 2.0))
+    hooks = MonitoringHooks(metrics, ActivityReporter(notifier), PerformanceMonitor(),
+                            {name: DriftMonitor(sensitive, name) for name in spec.instruments})
+    decider = ResettingDecider(MomentumRule(spec))
+    session = open_session(run, tmp_path, dataset, hooks=hooks, decider=decider)
+    session.run()
+    kinds = {m.kind for m in notifier.messages}
+    assert {"decision", "order", "fill"} <= kinds, kinds
+    assert any(a.kind.value == "drift" for a in hooks.alerts)
+    assert decider.resets and set(decider.resets) == {session.trader.stream_id}
+    assert len(session.trader.journal.events("memory_reset")) == len(decider.resets)
+    text = metrics.exposition().decode()
+    placed = sum(s.value for f in metrics.registry.collect() if f.name == "mft_orders_placed" for s in f.samples
+                 if s.name.endswith("_total"))
+    assert placed == len([o for o in session.trader.journal.orders() if o.status is not OrderStatus.REJECTED])
+    assert f"mft_equity {session.trader.book.net_worth!r}" in text or "mft_equity " in text
+    assert "mft_loop_latency_seconds_count" in text

@@ -8,7 +8,8 @@ Each output column is treated by its :class:`~features.pipeline.base.Scale`:
 * ``LEVEL`` / ``SPREAD`` (price levels and distances): made unit-free first (``relative_prices``):
   ``x / close - 1`` and ``x / close``; then scaled like ``FREE``.
 * ``FREE`` (returns, OBV, volatility...): ``rolling`` (default) z-scores against the mean and
-  population std of the last ``window`` values, 0 on a flat window; ``fitted`` uses one mean and
+  population std of the last ``window`` values, 0 on a flat window, computed per column by the
+  one-pass kernel of :mod:`features.pipeline.rolling`; ``fitted`` uses one mean and
   std per instrument and column, fitted on the training split only and stored as JSON with the
   model; ``none`` leaves them unit-free but unscaled.
 
@@ -21,6 +22,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,6 @@ import polars as pl
 
 from features.data.schema import BarKey, DataError
 from features.pipeline.base import Output, Scale
-
-FLAT = 1e-12  # a rolling variance below this fraction of the mean square is a flat window (z = 0)
 
 
 def unit_free(output: Output, relative_prices: bool) -> pl.Expr:
@@ -111,24 +111,21 @@ class FittedScaler:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def rolling_stages(outputs: Sequence[Output], window: int, clip: float, relative_prices: bool,
-                   ) -> list[list[pl.Expr]]:
-    """Rolling z-scores as three stages of plain column expressions (unit removal, window moments, score).
+def _rolling_zscore(series: pl.Series, window: int, clip: float) -> pl.Series:
+    # imported here: the compiled kernel needs numba, which only rolling normalisation should pay for
+    from features.pipeline.rolling import rolling_zscore
 
-    The variance is mean(u^2) - mean(u)^2 over the window: two rolling sums per column, the cheapest
-    formulation polars offers, and ample precision for unit-free values."""
-    scaled = [o for o in outputs if o.scaled]
-    units = [unit_free(o, relative_prices).alias(f"__u__{o.name}") for o in scaled]
-    moments = [e for o in scaled for e in (
-        (pl.col(f"__u__{o.name}").rolling_sum(window) / window).alias(f"__m__{o.name}"),
-        ((pl.col(f"__u__{o.name}") * pl.col(f"__u__{o.name}")).rolling_sum(window) / window).alias(f"__q__{o.name}"))]
-    scores = bounded_expressions(outputs, clip)
-    for o in scaled:
-        u, mean, square = pl.col(f"__u__{o.name}"), pl.col(f"__m__{o.name}"), pl.col(f"__q__{o.name}")
-        var = square - mean * mean  # a rounding-negative variance is caught by the flat test
-        z = pl.when(var <= FLAT * square).then(pl.lit(0.0)).otherwise((u - mean) / var.sqrt())
-        scores.append(z.clip(-clip, clip).alias(o.name))
-    return [units, moments, scores]
+    return rolling_zscore(series, window, clip)
+
+
+def rolling_expressions(outputs: Sequence[Output], window: int, clip: float, relative_prices: bool,
+                        ) -> list[pl.Expr]:
+    """One stage: the fixed maps of bounded outputs, and the rolling z-score of every scaled output's
+    unit-free value (one compiled pass per column, which polars runs in parallel over columns and series)."""
+    score = partial(_rolling_zscore, window=window, clip=clip)
+    return [*bounded_expressions(outputs, clip),
+            *(unit_free(o, relative_prices).map_batches(score, return_dtype=pl.Float64).alias(o.name)
+              for o in outputs if o.scaled)]
 
 
 def plain_expressions(outputs: Sequence[Output], clip: float, relative_prices: bool) -> list[pl.Expr]:

@@ -27,7 +27,7 @@ from features.pipeline.base import BAR, RAW, BuildContext, Feature, FrameFeature
 from features.pipeline.catalog import build_features
 from features.pipeline.config import FeatureConfig
 from features.pipeline.external import ExternalFeature, ExternalSource
-from features.pipeline.normalise import FittedScaler, plain_expressions, rolling_stages
+from features.pipeline.normalise import FittedScaler, plain_expressions, rolling_expressions
 
 WARM = "warm"
 ENGINE: Final = "in-memory"  # the streaming engine (polars default) is several times slower on rolling windows
@@ -134,8 +134,8 @@ class FeaturePipeline:
         if norm.method == "rolling":
             cached = self._rolling.get(tuple(outputs))
             if cached is None:  # the same expressions serve every series with these outputs
-                cached = self._rolling[tuple(outputs)] = rolling_stages(outputs, norm.window, norm.clip,
-                                                                        norm.relative_prices)
+                cached = self._rolling[tuple(outputs)] = [rolling_expressions(outputs, norm.window, norm.clip,
+                                                                              norm.relative_prices)]
             return cached
         if norm.method == "fitted":
             if self.scaler is None:

@@ -88,7 +88,7 @@ def service(
     try:
         yield f"http://127.0.0.1:{config.port}", log
     finally:
-        serve.delete(config.app_name)
+        serve.shutdown()  # Serve keeps the first HTTP port it started with: the next module starts afresh
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -78,8 +79,10 @@ def _market_id(symbol: str) -> str:
 class FakeBinance:
     """Threaded fake Binance spot server serving ``bars[symbol]`` (unified 'BTC/USDT') at one interval."""
 
-    def __init__(self, bars: Mapping[str, pl.DataFrame], interval: str = "1h") -> None:
+    def __init__(self, bars: Mapping[str, pl.DataFrame], interval: str = "1h",
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.interval = interval
+        self.clock = clock  # with a clock, only bars opened by its time exist (the last one still forming)
         self._interval_ms = int(parse_timeframe(interval).total_seconds() * 1000)
         self._symbols = {_market_id(symbol): symbol for symbol in bars}
         self._open_ms = {_market_id(s): _open_times_ms(f) for s, f in bars.items()}
@@ -199,7 +202,11 @@ class FakeBinance:
         limit = int(params.get("limit", DEFAULT_KLINES))
         if not 1 <= limit <= MAX_KLINES:
             return binance_error(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        lo, hi = self._window(market_id, params.get("startTime"), params.get("endTime"), limit)
+        end = params.get("endTime")
+        if self.clock is not None:  # the exchange's "now": later bars have not happened yet
+            now_ms = str(int(self.clock().timestamp() * 1000))
+            end = now_ms if end is None or int(end) > int(now_ms) else end
+        lo, hi = self._window(market_id, params.get("startTime"), end, limit)
         frame = self._rows[market_id].slice(lo, hi - lo)
         return Response(200, [self._kline(row) for row in frame.iter_rows(named=True)])
 

@@ -7,6 +7,7 @@ policy on the same span; killing the actor's process mid-cycle loses and repeats
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,15 @@ def quiet_alerts(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def port(serve_ray: None) -> int:
-    """Serve keeps the HTTP port of its first start: every deployment of this module uses one."""
+def port(serve_ray: None) -> Iterator[int]:
+    """Serve keeps the HTTP port of its first start: every deployment of this module uses one, and Serve
+    stops at the end so the next module's service gets its own port."""
+    from ray import serve
+
     from serve.trade_cli import _free_port
 
-    return _free_port()
+    yield _free_port()
+    serve.shutdown()
 
 
 def service_for(run: Path, port: int) -> str:
@@ -105,3 +110,15 @@ def test_killing_the_actor_mid_cycle_loses_and_repeats_nothing(tiny_runs: dict[s
     assert recovered.events("reconciliation") == []
     assert outcome(recovered) == outcome(whole)
     assert summary["bars"] > 0
+
+
+def test_the_http_decider_against_the_service(tiny_runs: dict[str, Path], port: int) -> None:
+    """The actor's client: a bad observation is refused with the problem named, not retried; memory resets."""
+    from serve.execution.deciders import DecisionError, HttpDecider
+
+    url = service_for(tiny_runs["ppo_lstm"], port)
+    decider = HttpDecider(url, attempts=3, backoff_s=0.0)
+    with pytest.raises(DecisionError, match=r"refused the request: HTTP 422.*observation has 7 values"):
+        decider.decide("desk-1", np.zeros(7, dtype=np.float32))
+    decider.reset("desk-1")  # a structural break: the stream starts with fresh memory
+    decider.close()

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
 
 from features.data.registry import load_dataset
-from features.data.schema import TIMESTAMP, BarKey, DataError
+from features.data.schema import TIMESTAMP, BarKey, DataError, Dataset
+from serve.execution.config import ExecutionConfig
+from serve.execution.paper_broker import PaperBroker
+from serve.execution.session import TradingSession
 from serve.execution.sources import CcxtBarSource, ReplaySource
+from serve.execution.spec import TradingSpec
+from tests.serve.execution.trading_support import MomentumRule, RuleDecider, write_run
 from tests.support.fake_binance import FakeBinance, binance_client
 
 KEY = BarKey("binance", "BTC/USDT", "1h")
@@ -59,3 +65,29 @@ def test_replay_starts_with_the_decision_bar_before_start_and_flags_the_last() -
     assert source.history(rows[0].time)[KEY][TIMESTAMP].max() == rows[0].time - HOUR
     with pytest.raises(DataError, match="no bar before the replay start"):
         ReplaySource(dataset, (KEY,), datetime(2010, 1, 1, tzinfo=UTC))
+
+
+def test_paper_trading_on_live_bars_from_the_exchange(bars: pl.DataFrame, tmp_path: Path) -> None:
+    """The whole loop on bars polled from the (fake) exchange as they close, with the paper broker."""
+    dataset = load_dataset("binance_btc_1h").dataset
+    history = dataset[KEY].filter(pl.col(TIMESTAMP) < SERVED[1])
+    run = write_run(tmp_path / "run", Dataset({KEY: history}, "btc"))
+    spec = TradingSpec.from_run(run)
+    clock = [datetime(2022, 3, 3, 8, 30, tzinfo=UTC)]
+    with FakeBinance({"BTC/USDT": history.tail(2000)}, interval="1h", clock=lambda: clock[0]) as fake:
+        source = CcxtBarSource(binance_client(fake), spec.keys, history_bars=1000, now=lambda: clock[0])
+        config = ExecutionConfig.from_dict({"journal": {"url": f"sqlite:///{tmp_path / 'journal.db'}"},
+                                            "state_dir": str(tmp_path), "policy_run": str(run)})
+        session = TradingSession.open(
+            config, spec, source, RuleDecider(MomentumRule(spec)),
+            lambda rows, times: PaperBroker(spec.keys, spec.env_config, history=rows, times=times))
+        seen = []
+        for _ in range(4):  # four hours pass; each poll finds the bar that just closed
+            result = session.step()
+            assert result is not None and session.step() is None  # nothing new until the next close
+            seen.append(result.time)
+            clock[0] += HOUR
+    assert seen == [datetime(2022, 3, 3, h, tzinfo=UTC) for h in (7, 8, 9, 10)]
+    assert session.trader.live and result.decided  # live bars: loop latency counts from each bar's close
+    first_equity = session.trader.journal.equity_curve()[0][1]
+    assert first_equity == spec.env_config.initial_cash and session.summary.decisions == 4

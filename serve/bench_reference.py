@@ -5,8 +5,7 @@ metrics - so its latency is what Ray Serve's HTTP proxy, one replica hop and the
 cost on this machine.  ``python -m serve.bench_serve`` measures it in the same run as the service.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the real `Request` type to inject it.
 from typing import Any
 
 from fastapi import FastAPI, Request

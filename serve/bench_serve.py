@@ -80,7 +80,8 @@ class Phase:
         rate = "" if self.throughput is None else f"{self.throughput:.0f}"
         return (
             f"| {self.name} | {len(self.samples)} | {rate} | {p50:.1f} | {p95:.1f} | {p99:.1f} | "
-            f"{ms.max():.1f} | {self.errors / max(len(self.samples), 1):.2%} | {cpu} | {rss} |"
+            f"{ms.max() if len(ms) else float('nan'):.1f} | {self.errors / max(len(self.samples), 1):.2%} | {cpu} | "
+            f"{rss} |"
         )
 
 
@@ -374,6 +375,19 @@ def write_docs(text: str, path: Path = DOCS) -> None:
     path.write_text(updated)
 
 
+def wait_until_answering(url: str, body: dict[str, Any], seconds: float = 60.0) -> None:
+    """The proxy learns a new route a moment after the deployment is ready: poll until it answers."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        try:
+            if httpx.post(f"{url}/v1/decide", json=body, timeout=5.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url}/v1/decide did not answer 200 within {seconds:g} s")
+
+
 def run_reference(args: argparse.Namespace, observation: Callable[[int], dict[str, Any]]) -> list[Phase]:
     """The bare Serve floor, same bodies and load (replaces the service on the route for the duration)."""
     from ray import serve
@@ -382,6 +396,7 @@ def run_reference(args: argparse.Namespace, observation: Callable[[int], dict[st
 
     serve.delete("mft-bench")  # the route is the service's
     url = deploy_bare(args.port)
+    wait_until_answering(url, observation(0))
     sequential(url, observation, 20, "warm-up")
     phases = [
         sequential(url, observation, args.requests, "bare Serve (floor): sequential, observation"),

@@ -176,11 +176,17 @@ class Trader:
             self.hooks.order_final(self, known, update)
 
     def _expire(self, time: datetime) -> None:
-        """Cancel resting orders whose time is up (the paper broker expires its own; exchanges do not)."""
-        now = self.window.last_index + 1
+        """End resting orders whose time is up, as the environment does: an order decided at bar d with a
+        time to live of n bars may fill up to bar d + n and ends there.  The paper broker expires its own
+        (cancelling them is then a no-op); an exchange keeps them until cancelled."""
+        bar = self.window.last_index + 1  # the bar whose events were just settled
         for client_id, ends in list(self.expiry.items()):
-            if ends <= now - 1:
-                self._journal_update(self.broker.cancel(client_id))
+            if ends <= bar:
+                update = self.broker.cancel(client_id)
+                if update.status is OrderStatus.CANCELLED:
+                    update = OrderUpdate(client_id, OrderStatus.EXPIRED, update.filled_quantity,
+                                         update.exchange_order_id, "limit price not reached within its time to live")
+                self._journal_update(update)
                 self.expiry.pop(client_id, None)
 
     def _snapshot(self, time: datetime, close: list[float], equity: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,13 @@ import pytest
 from features.data.schema import Dataset
 from rl import cli as backtest_cli
 from serve.commands import Allowlist, Caller, CommandHandler
-from serve.execution.brokers import ExecutionBroker
-from serve.execution.records import OrderStatus
+from serve.execution.brokers import ExecutionBroker, OrderUpdate
+from serve.execution.config import ExecutionConfig
+from serve.execution.deciders import Decider, Decision
+from serve.execution.paper_broker import PaperBroker
+from serve.execution.records import BarRecord, OrderRecord, OrderStatus
 from serve.execution.session import TradingSession
+from serve.execution.sources import ReplaySource
 from serve.execution.spec import TradingSpec
 from serve.execution.trader import Trader
 from serve.execution.trader_hooks import HOOK_EVENTS, MonitoringHooks, TraderHooks
@@ -214,3 +219,42 @@ def test_monitoring_posts_activity_exports_metrics_and_resets_memory_on_a_break(
     assert placed == len([o for o in session.trader.journal.orders() if o.status is not OrderStatus.REJECTED])
     assert f"mft_equity {session.trader.book.net_worth!r}" in text or "mft_equity " in text
     assert "mft_loop_latency_seconds_count" in text
+
+
+class EveryFourthBar(Decider):
+    """A limit buy far below the market on every fourth decision, nothing in between."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decide(self, stream_id: str, observation: np.ndarray) -> Decision:
+        self.calls += 1
+        return Decision([1.0, 1.0] if self.calls % 4 == 1 else [0.0, 0.0], "limit@1")
+
+
+class RestsUntilCancelled(PaperBroker):
+    """Fills like the paper broker but, like an exchange, never expires an order by itself."""
+
+    def _submit(self, order: OrderRecord, bar: BarRecord | None) -> OrderUpdate:
+        return super()._submit(dataclasses.replace(order, ttl_bars=None), bar)
+
+
+def test_resting_limit_orders_end_after_their_time_to_live(dataset: Dataset, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", dataset,
+                    {"action": {"name": "limit", "params": {"max_offset": 0.5, "ttl_bars": 2}}})
+    spec = TradingSpec.from_run(run)
+    execution = ExecutionConfig.from_dict({"journal": {"url": f"sqlite:///{tmp_path / 'journal.db'}"},
+                                           "state_dir": str(tmp_path), "policy_run": str(run)})
+    session = TradingSession.open(
+        execution, spec, ReplaySource(dataset, spec.keys, START, END), EveryFourthBar(),
+        lambda rows, times: RestsUntilCancelled(spec.keys, spec.env_config, history=rows, times=times))
+    journal = session.trader.journal
+    placed_at: dict[str, int] = {}
+    for bar in range(12):
+        session.step()
+        for order in journal.orders():
+            placed_at.setdefault(order.client_order_id, bar)
+            age = bar - placed_at[order.client_order_id]
+            expected = OrderStatus.OPEN if age < 2 else OrderStatus.EXPIRED  # may fill on 2 bars, then ends
+            assert order.status is expected, (order, age)
+    assert len(placed_at) == 3 and all("time to live" in o.reason for o in journal.orders()[:2])

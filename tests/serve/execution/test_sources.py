@@ -14,7 +14,7 @@ from features.data.schema import TIMESTAMP, BarKey, DataError, Dataset
 from serve.execution.config import ExecutionConfig
 from serve.execution.paper_broker import PaperBroker
 from serve.execution.session import TradingSession
-from serve.execution.sources import CcxtBarSource, ReplaySource
+from serve.execution.sources import BarRow, CcxtBarSource, ReplaySource
 from serve.execution.spec import TradingSpec
 from tests.serve.execution.trading_support import MomentumRule, RuleDecider, write_run
 from tests.support.fake_binance import FakeBinance, binance_client
@@ -57,7 +57,7 @@ def test_the_live_source_yields_only_closed_bars_in_order(server: FakeBinance, b
 def test_replay_starts_with_the_decision_bar_before_start_and_flags_the_last() -> None:
     dataset = load_dataset("binance_btc_1h").dataset
     source = ReplaySource(dataset, (KEY,), datetime(2022, 3, 2, tzinfo=UTC), datetime(2022, 3, 3, tzinfo=UTC))
-    rows = []
+    rows: list[BarRow] = []
     while (row := source.next_row(rows[-1].time if rows else None)) is not None:
         rows.append(row)
     assert rows[0].time == datetime(2022, 3, 1, 23, tzinfo=UTC) and len(rows) == 25
@@ -88,6 +88,6 @@ def test_paper_trading_on_live_bars_from_the_exchange(bars: pl.DataFrame, tmp_pa
             seen.append(result.time)
             clock[0] += HOUR
     assert seen == [datetime(2022, 3, 3, h, tzinfo=UTC) for h in (7, 8, 9, 10)]
-    assert session.trader.live and result.decided  # live bars: loop latency counts from each bar's close
+    assert result is not None and session.trader.live and result.decided  # latency counts from the bar close
     first_equity = session.trader.journal.equity_curve()[0][1]
     assert first_equity == spec.env_config.initial_cash and session.summary.decisions == 4

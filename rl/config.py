@@ -15,7 +15,9 @@ from features.data.config import DataConfig
 from features.data.schema import DataError
 
 
-def _from_dict(cls: type, values: Mapping[str, Any], where: str) -> Any:
+def checked_dataclass(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:
+    """``cls(**values)``, refusing unknown keys with their names and the known ones."""
+    values = dict(values or {})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -112,9 +114,9 @@ class TrainConfig:
             features=dict(cfg.get("features") or {}),
             feature_selection=dict(cfg.get("feature_selection") or {}),
             env=dict(cfg.get("env") or {}),
-            algo=_from_dict(AlgoConfig, dict(cfg.get("algo") or {}), "algo config"),
-            model=_from_dict(ModelConfig, dict(cfg.get("model") or {}), "model config"),
-            train=_from_dict(TrainLoopConfig, dict(cfg.get("train") or {}), "train config"),
+            algo=checked_dataclass(AlgoConfig, dict(cfg.get("algo") or {}), "algo config"),
+            model=checked_dataclass(ModelConfig, dict(cfg.get("model") or {}), "model config"),
+            train=checked_dataclass(TrainLoopConfig, dict(cfg.get("train") or {}), "train config"),
         )
 
     def to_dict(self) -> dict[str, Any]:

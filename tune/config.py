@@ -7,22 +7,14 @@ ranges and ``configs/tune/tiny.yaml`` a sweep small enough for tests.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from features.data.schema import DataError
+from rl.config import checked_dataclass
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes", "gp")
 SCHEDULERS = ("asha", "fifo")
-
-
-def _build(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:
-    values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**values)
 
 
 @dataclass
@@ -102,14 +94,14 @@ class SweepSettings:
     def from_dict(cls, values: Mapping[str, Any]) -> SweepSettings:
         values = dict(values)
         nested = {
-            "searcher": _build(SearcherConfig, values.pop("searcher", None), "tune.searcher"),
-            "scheduler": _build(SchedulerConfig, values.pop("scheduler", None), "tune.scheduler"),
-            "folds": _build(FoldsConfig, values.pop("folds", None), "tune.folds"),
+            "searcher": checked_dataclass(SearcherConfig, values.pop("searcher", None), "tune.searcher"),
+            "scheduler": checked_dataclass(SchedulerConfig, values.pop("scheduler", None), "tune.scheduler"),
+            "folds": checked_dataclass(FoldsConfig, values.pop("folds", None), "tune.folds"),
         }
         space = dict(values.pop("space", None) or {})
         if "seeds" in values:
             values["seeds"] = [int(s) for s in values["seeds"] or []]
-        settings: SweepSettings = _build(cls, values | nested | {"space": space}, "tune config")
+        settings: SweepSettings = checked_dataclass(cls, values | nested | {"space": space}, "tune config")
         return settings
 
     def to_dict(self) -> dict[str, Any]:

@@ -89,6 +89,12 @@ class JournalReader:
         )
         return self._time_map(query)
 
+    def processed_bar_times(self) -> list[datetime]:
+        """Distinct open times of the bars processed so far, oldest first."""
+        query = select(t.bars.c.bar_time).where(t.bars.c.processed_at.is_not(None)).distinct()
+        with self.engine.connect() as conn:
+            return sorted(row[0] for row in conn.execute(query))
+
     def last_seen_bars(self) -> dict[str, datetime]:
         return self._time_map(
             select(t.bars.c.instrument, func.max(t.bars.c.bar_time)).group_by(t.bars.c.instrument)

@@ -32,7 +32,6 @@ class LiveFeatures:
             raise DataError(f"the history has no bars of {', '.join(missing)}")
         self.engine = IncrementalFeatures(pipeline, history)
         self.rows: deque[np.ndarray] = deque(maxlen=self.window)
-        self.last_time = None
         for row in self._history_rows(pipeline, selection, history):
             self.rows.append(row)
 

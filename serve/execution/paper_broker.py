@@ -108,9 +108,6 @@ class PaperBroker(ExecutionBroker):
                                  reason=f"notional below the venue minimum {minimum:g}")
             self._save()
             return update
-        for replaced in self.ledger.orders[:placed]:
-            if replaced.status == CANCELLED and replaced.order_id in self._client_ids:
-                replaced.reason = replaced.reason or "replaced by a new order"
         placed_order = self.ledger.orders[-1]
         self._client_ids[placed_order.order_id] = order.client_order_id
         self._orders[order.client_order_id] = placed_order

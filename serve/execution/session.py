@@ -128,7 +128,7 @@ class TradingSession:
             index = trader.window.offset + bisect_right(window_times, stamp) - 1
             trader.book.apply_fill(trader.index[fill.instrument], fill.quantity, fill.price, fill.fee, index)
         trader.book.mark(trader.window.close())
-        trader.bars_processed = len(_processed_times(journal))
+        trader.bars_processed = len(journal.processed_bar_times())
         trader.last_time = resume
         latest = journal.latest_positions()
         trader.last_snapshot = latest[0] if latest is not None else None
@@ -152,7 +152,7 @@ class TradingSession:
         for order in trader.journal.open_orders():
             update = trader.broker.order_state(order.client_order_id)
             if update is not None:
-                trader._journal_update(update)
+                trader.apply_update(update)
         # Still NEW: journaled, never sent; the interrupted bar is processed again and sends it.
         journal_open = [o for o in trader.journal.open_orders() if o.status is not OrderStatus.NEW]
         account = trader.broker.account()
@@ -246,16 +246,6 @@ class TradingSession:
             if change is not None:
                 self.trader.journal.record_event("trading_state", {"state": switch.state.value, "reason": done})
             return ControlResult(change is not None, switch.state.value, done if change is not None else unchanged)
-
-
-def _processed_times(journal: Journal) -> list[datetime]:
-    from sqlalchemy import select
-
-    from serve.execution import journal_schema as tables
-
-    query = select(tables.bars.c.bar_time).where(tables.bars.c.processed_at.is_not(None)).distinct()
-    with journal.engine.connect() as conn:
-        return [row[0] for row in conn.execute(query)]
 
 
 def _resume_after(journal: Journal) -> datetime | None:

@@ -155,11 +155,11 @@ class Trader:
                 booked.append(fill)
                 self.hooks.fill(self, fill)
         for update in events.updates:
-            self._journal_update(update)
+            self.apply_update(update)
         self._expire(time)
         return booked
 
-    def _journal_update(self, update: OrderUpdate) -> None:
+    def apply_update(self, update: OrderUpdate) -> None:
         known = self.journal.order(update.client_order_id)
         if known is None or known.status.is_final or update.status.rank < known.status.rank:
             return
@@ -186,7 +186,7 @@ class Trader:
                 if update.status is OrderStatus.CANCELLED:
                     update = OrderUpdate(client_id, OrderStatus.EXPIRED, update.filled_quantity,
                                          update.exchange_order_id, "limit price not reached within its time to live")
-                self._journal_update(update)
+                self.apply_update(update)
                 self.expiry.pop(client_id, None)
 
     def _snapshot(self, time: datetime, close: list[float], equity: float) -> None:
@@ -268,7 +268,7 @@ class Trader:
             self.expiry[client_id] = self.window.last_index + resting
             self.journal.record_event("resting_order", {"client_order_id": client_id,
                                                         "expiry_index": self.expiry[client_id]}, time)
-        self._journal_update(update)
+        self.apply_update(update)
         sent = self.journal.order(client_id)
         assert sent is not None
         self.hooks.order_sent(self, sent)  # with the broker's answer: open, filled or rejected
@@ -279,5 +279,5 @@ class Trader:
         for order in self.journal.open_orders(instrument):
             if order.client_order_id != keep and order.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED):
                 update = self.broker.cancel(order.client_order_id)
-                self._journal_update(OrderUpdate(update.client_order_id, update.status, update.filled_quantity,
+                self.apply_update(OrderUpdate(update.client_order_id, update.status, update.filled_quantity,
                                                  update.exchange_order_id, "replaced by a new order"))

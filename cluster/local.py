@@ -102,8 +102,11 @@ def node_command(spec: ClusterSpec, name: str) -> list[str]:
 
 def cluster_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the nodes (and of the jobs they run): token auth on, no usage stats."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+    # Not inherited: a local Ray's HTTP front-door settings (serve/http_proxy.py).  These nodes share one
+    # machine and reach each other's replicas through Serve's Python proxy on the head (HeadOnly).
+    env = {k: v for k, v in os.environ.items()
+           if k != "RAY_ADDRESS" and not k.startswith(("RAY_SERVE_HAPROXY_", "RAY_SERVE_DIRECT_INGRESS_"))}
+    env |= {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0",
             # Jobs run `python ...` in a shell on the head: it must be this environment's python.
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
     return env | (extra or {})

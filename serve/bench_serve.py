@@ -33,6 +33,8 @@ import httpx
 import numpy as np
 
 from serve.config import ServeConfig
+from serve.http_proxy import HTTP_PROXIES, prepare_local_ray
+from serve.http_proxy import resolve as resolve_http_proxy
 from serve.procstats import ResourceMonitor
 from serve.tiny_runs import train_ensemble
 
@@ -64,6 +66,7 @@ class Phase:
     machine_cpu_percent: float | None = None  # every process on the machine (other jobs included)
     peak_rss_mb: float | None = None
     throughput: float | None = None  # answered requests per second, closed loop
+    started_at: float = 0.0  # perf_counter of the first scheduled request (open loop): origin of `scheduled`
 
     def latencies_ms(self) -> np.ndarray:
         return np.array([s.latency for s in self.samples if s.status == 200]) * 1e3
@@ -124,7 +127,7 @@ async def _open_loop(
     rate: float,
     count: int,
     events: dict[float, Callable[[], None]],
-) -> list[Sample]:
+) -> tuple[list[Sample], float]:
     samples: list[Sample] = []
     payloads = encoded(bodies, count)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -146,7 +149,7 @@ async def _open_loop(
                 await asyncio.to_thread(action)
 
         await asyncio.gather(fire_events(), *(one(i) for i in range(count)))
-    return sorted(samples, key=lambda s: s.scheduled)
+    return sorted(samples, key=lambda s: s.scheduled), start
 
 
 async def _closed_loop(
@@ -191,7 +194,7 @@ def steady(
 ) -> Phase:
     phase = Phase(name)
     with ResourceMonitor() as monitor, collector_paused():
-        phase.samples = asyncio.run(_open_loop(url, bodies, rate, int(rate * seconds), events or {}))
+        phase.samples, phase.started_at = asyncio.run(_open_loop(url, bodies, rate, int(rate * seconds), events or {}))
     phase.cpu_percent, phase.machine_cpu_percent = monitor.cpu_percent, monitor.machine_percent
     phase.peak_rss_mb = monitor.peak_rss / 2**20
     return phase
@@ -293,9 +296,8 @@ def fault_test(
         if running_replicas() == 2:
             marks["replaced"] = time.perf_counter()
 
-    started = time.perf_counter()
     phase = steady(url, bodies, rate, seconds, "fault: 2 replicas, one killed", {kill_after: kill})
-    killed = marks["kill"] - started
+    killed = marks["kill"] - phase.started_at  # on the same clock as the samples' `scheduled`
     before = [s.latency for s in phase.samples if s.scheduled < kill_after and s.status == 200]
     threshold = 10 * float(np.percentile(before, 99)) if before else float("inf")
     after = [s for s in phase.samples if s.scheduled >= killed]
@@ -336,9 +338,11 @@ def machine() -> str:
     )
 
 
-def report(phases: Sequence[Phase], fault: FaultResult | None, rate: float) -> str:
+def report(phases: Sequence[Phase], fault: FaultResult | None, rate: float, front_door: str) -> str:
+    door = "HAProxy (Ray Serve's C ingress)" if front_door == "haproxy" else "Ray Serve's Python proxy actor"
     lines = [
         f"Machine: {machine()}.",
+        f"HTTP front door: {door} (`--http-proxy {front_door}`).",
         "",
         HEADER,
         "|" + " --- |" * 10,
@@ -436,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fault-seconds", type=float, default=40.0, help="duration of the fault test's load")
     parser.add_argument("--no-fault", action="store_true")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/serving.md alone")
+    parser.add_argument("--http-proxy", choices=HTTP_PROXIES, default="auto", help="Serve's HTTP front door")
     args = parser.parse_args(argv)
     import ray
     import torch
@@ -443,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     torch.set_num_threads(1)
+    front_door = resolve_http_proxy(args.http_proxy)
+    prepare_local_ray(front_door, "127.0.0.1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     runs = train_ensemble(Path(args.runs or tempfile.mkdtemp(prefix="mft-bench-runs-")), MEMBERS)
     try:
@@ -460,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         serve.shutdown()
         ray.shutdown()
-    text = report(phases, fault, args.rate)
+    text = report(phases, fault, args.rate, front_door)
     print(text)
     if not args.no_docs:
         write_docs(text)

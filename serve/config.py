@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from features.configio import CONFIG_ROOT, from_dict, read_yaml
 from features.data.schema import DataError
+from serve.http_proxy import HTTP_PROXIES
 
 SERVE_CONFIGS = CONFIG_ROOT / "serve"
 Rule = Literal["vote", "mean_probs"]
@@ -176,6 +177,10 @@ class ServeConfig:
     decision_log: str | None = None  # JSONL file of every live and shadow decision (would-be performance)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     access_log: bool = False  # Ray Serve's per-request access log lines (proxy and replicas); metrics count anyway
+    # Serve's HTTP front door when this process starts Ray: haproxy (C, straight to the replica's own HTTP
+    # server), python (Serve's proxy actor) or auto (haproxy where ray[serve] bundles it: Linux). A Ray
+    # joined by address keeps its own. See serve/http_proxy.py.
+    http_proxy: str = "auto"
     fuse: bool = (
         True  # a lone stateless ensemble (no A/B, no shadow) runs inside the HTTP replicas: one hop less
     )
@@ -193,6 +198,8 @@ class ServeConfig:
             )
         if not 0 < self.port < 65536:
             raise DataError(f"port must be 1..65535, got {self.port}")
+        if self.http_proxy not in HTTP_PROXIES:
+            raise DataError(f"http_proxy must be one of {list(HTTP_PROXIES)}, got {self.http_proxy!r}")
 
     @property
     def active(self) -> list[str]:

@@ -32,13 +32,17 @@ def isolated_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    """One local Ray for the RLlib and sweep tests (reused when another fixture started one)."""
+    """The session's one local Ray (RLlib, sweeps, the policy service), with the service's default
+    HTTP front door (HAProxy where ray[serve] bundles it)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
 
-    if ray.is_initialized():  # another package's session fixture started it first
+    from serve.http_proxy import prepare_local_ray, resolve
+
+    if ray.is_initialized():  # started outside this fixture: use it as it is
         yield
         return
+    prepare_local_ray(resolve("auto"), "127.0.0.1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +19,10 @@ TINY_RUNS = (
 
 
 @pytest.fixture(scope="session")
-def serve_ray() -> Iterator[None]:
-    """A local Ray for the session, reused if another fixture already started one."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    import ray
+def serve_ray(ray_session: None) -> Iterator[None]:
+    """The session's local Ray, with Serve shut down when the session ends."""
     import torch
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(
         1
@@ -40,8 +34,6 @@ def serve_ray() -> Iterator[None]:
 
         torch.set_num_threads(threads)
         serve.shutdown()
-        if started:
-            ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -64,11 +65,13 @@ def is_loopback(host: str) -> bool:
 
 
 def resolve(kind: str) -> str:
-    """``auto`` becomes ``haproxy`` where its binary is installed, else ``python``."""
+    """``auto`` becomes ``haproxy`` on Linux where its binary is installed, else ``python``."""
     if kind not in HTTP_PROXIES:
         raise DataError(f"http_proxy must be one of {list(HTTP_PROXIES)}, got {kind!r}")
     if kind != "auto":
         return kind
+    if not sys.platform.startswith("linux"):  # ray[serve] bundles HAProxy for Linux only; GNU sed in the wrapper
+        return "python"
     try:
         haproxy_binary()
     except DataError:

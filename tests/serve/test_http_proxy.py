@@ -48,6 +48,12 @@ def test_an_unknown_front_door_is_named() -> None:
         ServeConfig.from_dict({"http_proxy": "nginx", "ensembles": {"main": {"members": [{"source": "run"}]}}})
 
 
+def test_auto_is_the_python_proxy_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert resolve("auto") == "python"
+    assert resolve("haproxy") == "haproxy"  # asked for explicitly: the operator knows their binary
+
+
 def test_each_instance_gets_its_own_files_and_ports(tmp_path: Path) -> None:
     if resolve("auto") != "haproxy":
         pytest.skip("no HAProxy binary on this platform")

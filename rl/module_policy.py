@@ -23,8 +23,9 @@ MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / DEFAULT_MODULE
 
 
 def module_path(checkpoint: str | Path) -> Path:
-    """The RLModule folder inside an algorithm checkpoint (or the path itself if it already is one)."""
-    path = Path(checkpoint)
+    """The RLModule folder inside an algorithm checkpoint (or the path itself if it already is one), absolute:
+    RLlib reads a relative path as a URI without a scheme and refuses it."""
+    path = Path(checkpoint).resolve()
     nested = path / MODULE_SUBDIR
     if nested.is_dir():
         return nested

@@ -55,6 +55,15 @@ def test_run_folder_mlflow_and_final_evaluation(tmp_path: Path) -> None:
     assert agent.feature_names == list(json.loads((run / "data.json").read_text())["feature_names"])
 
 
+def test_a_relative_run_dir_trains_and_evaluates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mft demo` writes to runs/demo, relative to where it runs (RLlib refuses relative checkpoint paths)."""
+    monkeypatch.chdir(tmp_path)
+    outcome = run_training([*TINY, "run_dir=runs", "train.run_name=relative", "train.iterations=1"])
+    assert outcome.run.path.resolve() == (tmp_path / "runs" / "relative").resolve()
+    assert {outcome.evaluation["agent"], "buy_and_hold"} <= set(outcome.evaluation["metrics"])
+    assert load_agent(Path("runs") / "relative").feature_names  # the stored run loads from a relative path too
+
+
 def test_same_seed_same_result(tmp_path: Path) -> None:
     first = run_training(tiny(tmp_path, "a", "train.iterations=2", "seed=7"))
     second = run_training(tiny(tmp_path, "b", "train.iterations=2", "seed=7"))

@@ -16,7 +16,9 @@ once (by trade id) as a :class:`FillRecord`.  The fill quantity is the gross tra
 converted to the quote currency: as is when charged in the quote, ``cost * price`` when charged in
 the base (Binance's default on buys, so the base units actually received are ``quantity - fee
 units``; reconcile units with :meth:`CcxtBroker.account`).  A fee in a third currency (BNB discount)
-has no price here: it is recorded as 0 with a warning; keep BNB fee payment off for live runs.
+is valued at that currency's last price against the quote (``fetch_ticker('BNB/USDT')``) when the fill
+is read; if the exchange lists no such market or the price cannot be fetched, it is recorded as 0 with
+a warning naming the trade, so keep third-currency fee payment off for live runs on such venues.
 
 Every exchange call is timed and handed to ``on_api_call(method, seconds, ok)`` (``ok``: the call
 returned without raising) for a latency histogram.  API keys never reach a log: a filter redacts
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -366,9 +369,24 @@ class CcxtBroker(ExecutionBroker):
             return cost
         if currency == symbol.partition("/")[0]:
             return cost * price
-        log.warning("%s trade %s: fee %s %s has no price in %s; recorded as 0",
-                    self.exchange_id, trade.get("id"), cost, currency, self.quote)
+        rate, problem = self._last_price(f"{currency}/{self.quote}")
+        if rate is not None:
+            return cost * rate
+        log.warning("%s trade %s: fee %s %s has no price in %s (%s); recorded as 0",
+                    self.exchange_id, trade.get("id"), cost, currency, self.quote, problem)
         return 0.0
+
+    def _last_price(self, symbol: str) -> tuple[float | None, str]:
+        """The last traded price of ``symbol``, or None and why not."""
+        if symbol not in (self._client.markets or {}):
+            return None, f"{self.exchange_id} lists no {symbol} market"
+        try:
+            last = (self._call("fetch_ticker", symbol) or {}).get("last")
+        except ccxt.BaseError as err:
+            return None, f"fetch_ticker {symbol} failed: {self._message(err)}"
+        if last is None or not math.isfinite(float(last)) or float(last) <= 0:
+            return None, f"{symbol} ticker has no usable last price ({last!r})"
+        return float(last), ""
 
     def _rejected(self, order: OrderRecord, err: BaseException) -> OrderUpdate:
         reason = self._message(err)

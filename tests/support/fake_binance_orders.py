@@ -3,7 +3,8 @@
 :class:`FakeBinanceOrders` adds to a running fake the private endpoints the real ccxt ``binance``
 client calls to trade one spot account: ``POST/GET/DELETE /api/v3/order``, ``GET /api/v3/openOrders``,
 ``GET /api/v3/myTrades``, ``GET /api/v3/account`` and ``GET /sapi/v1/capital/config/getall`` (which
-ccxt calls from ``load_markets`` once keys are set).  Every signed request must carry the
+ccxt calls from ``load_markets`` once keys are set), plus the public ``GET /api/v3/ticker/24hr`` (last
+price = the market-order fill price).  Every signed request must carry the
 ``X-MBX-APIKEY`` header and ``timestamp`` and ``signature`` parameters; the HMAC is not checked.
 
 The account is in memory: market orders fill at once at :attr:`FakeBinanceOrders.prices` (default:
@@ -136,6 +137,7 @@ class FakeBinanceOrders:
         }
         for (method, path), handler in routes.items():
             fake.add_route(method, path, self._signed(handler))
+        fake.add_route("GET", "/api/v3/ticker/24hr", self._ticker)  # public: no signature
 
     # -- test controls ---------------------------------------------------------------------
     def fill(self, client_id: str, quantity: float, price: float | None = None, *,
@@ -343,6 +345,18 @@ class FakeBinanceOrders:
         assets = sorted({a for m in self._markets.values() for a in (m.base, m.quote)} | set(self._balances))
         return Response(200, [{"coin": asset, "name": asset, "trading": True, "isLegalMoney": False,
                                "free": "0", "locked": "0", "networkList": []} for asset in assets])
+
+    def _ticker(self, request: RecordedRequest) -> Response:
+        market_id = request.params.get("symbol", "")
+        if market_id not in self._markets:
+            return binance_error(400, -1121, "Invalid symbol.")
+        last, now = _dec(self._market_price(market_id)), _now_ms()
+        return Response(200, {
+            "symbol": market_id, "priceChange": "0", "priceChangePercent": "0", "weightedAvgPrice": last,
+            "prevClosePrice": last, "lastPrice": last, "lastQty": "0", "bidPrice": last, "bidQty": "0",
+            "askPrice": last, "askQty": "0", "openPrice": last, "highPrice": last, "lowPrice": last,
+            "volume": "0", "quoteVolume": "0", "openTime": now - 86_400_000, "closeTime": now,
+            "firstId": 0, "lastId": 0, "count": 0})
 
     # -- book keeping ----------------------------------------------------------------------
     def _market_price(self, market_id: str) -> float:

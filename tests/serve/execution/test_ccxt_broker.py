@@ -230,7 +230,24 @@ def test_account_counts_free_and_locked_balances(venue: Venue) -> None:
     assert broker.account() == Account(cash=10000.0, units={BTC: 0.5, ETH: 2.0})
 
 
-def test_fee_in_a_third_currency_is_recorded_as_zero_with_a_warning(
+def test_fee_in_a_third_currency_is_valued_at_its_last_price() -> None:
+    bars = {"BTC/USDT": hourly_bars([42000.0, BTC_CLOSE]), "BNB/USDT": hourly_bars([598.0, 600.25])}
+    with FakeBinance(bars) as server:
+        venue = Venue(server, FakeBinanceOrders(server, {"USDT": 10000.0, "BTC": 0.5, "BNB": 1.0}, api_key=API_KEY))
+        config = {**ccxt_config(server), "timeout": 5000}
+        broker = make_ccxt_broker("binance", [BTC], live=True, env=ENV, config_overrides=config)
+        try:
+            placed = order(0.01, limit=41000.0)
+            broker.submit(placed)
+            venue.book.fill(placed.client_order_id, 0.01, commission=0.0003, commission_asset="BNB")
+            (fill,) = broker.on_bar({}).fills
+        finally:
+            broker.close()
+    assert fill.fee == pytest.approx(0.0003 * 600.25, rel=1e-12)
+    assert [r.params["symbol"] for r in server.requests_to("/api/v3/ticker/24hr")] == ["BNBUSDT"]
+
+
+def test_fee_in_a_currency_without_a_quote_market_is_recorded_as_zero_with_a_warning(
     venue: Venue, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker, placed = venue.broker(), order(0.01, limit=41000.0)
@@ -239,7 +256,7 @@ def test_fee_in_a_third_currency_is_recorded_as_zero_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="serve.execution.ccxt_broker"):
         (fill,) = broker.on_bar({}).fills
     assert fill.fee == 0.0
-    assert "fee 0.0003 BNB has no price in USDT" in caplog.text
+    assert "fee 0.0003 BNB has no price in USDT (binance lists no BNB/USDT market)" in caplog.text
 
 
 def test_api_calls_are_timed_through_the_hook(venue: Venue) -> None:

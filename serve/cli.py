@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from features.data.schema import DataError
+from serve.http_proxy import HTTP_PROXIES
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -29,6 +30,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port:
         overrides["port"] = args.port
+    if args.http_proxy:
+        overrides["http_proxy"] = args.http_proxy
     config = ServeConfig.load(args.config, overrides)
     if args.member or args.ensemble:  # a quick ensemble of run folders (or a sweep's export) replaces the config's
         members = tuple(MemberConfig(source) for source in args.member or ())
@@ -109,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--config", default="default", help="a file, or a name in configs/serve/")
     run.add_argument("--host", help="override the config's host (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="override the config's port")
+    run.add_argument("--http-proxy", choices=HTTP_PROXIES,
+                     help="Serve's HTTP front door when a local Ray starts here (default: the config's, auto)")
     run.add_argument("--member", action="append", help="serve these run folders as one ensemble instead")
     run.add_argument("--ensemble", help="serve the members of an ensemble spec from `mft tune export` instead")
     run.set_defaults(func=cmd_run)

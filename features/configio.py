@@ -36,15 +36,20 @@ def read_yaml(spec: str | Path, folder: Path, what: str) -> dict[str, Any]:
     return loaded
 
 
+def refuse_unknown_fields(cls: type, values: Mapping[str, Any], path: str) -> None:
+    """A DataError naming every key of ``values`` that is not a field of dataclass ``cls``, and the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise DataError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
 def from_dict(cls: type[T], values: Any, path: str) -> T:
     """Build dataclass ``cls`` from nested mappings; omitted fields keep their defaults."""
     if not isinstance(values, Mapping):
         raise DataError(f"{path}: expected a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DataError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    refuse_unknown_fields(cls, values, path)
     kwargs = {name: _convert(hints[name], value, f"{path}.{name}") for name, value in values.items()}
     try:
         return cls(**kwargs)

@@ -8,9 +8,10 @@ command line (``python -m rl.train algo=dqn model=lstm train.iterations=50``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from features.configio import refuse_unknown_fields
 from features.data.config import DataConfig
 from features.data.schema import DataError
 
@@ -18,10 +19,7 @@ from features.data.schema import DataError
 def checked_dataclass(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:
     """``cls(**values)``, refusing unknown keys with their names and the known ones."""
     values = dict(values or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise DataError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    refuse_unknown_fields(cls, values, where)
     return cls(**values)
 
 
@@ -114,9 +112,9 @@ class TrainConfig:
             features=dict(cfg.get("features") or {}),
             feature_selection=dict(cfg.get("feature_selection") or {}),
             env=dict(cfg.get("env") or {}),
-            algo=checked_dataclass(AlgoConfig, dict(cfg.get("algo") or {}), "algo config"),
-            model=checked_dataclass(ModelConfig, dict(cfg.get("model") or {}), "model config"),
-            train=checked_dataclass(TrainLoopConfig, dict(cfg.get("train") or {}), "train config"),
+            algo=checked_dataclass(AlgoConfig, cfg.get("algo"), "algo config"),
+            model=checked_dataclass(ModelConfig, cfg.get("model"), "model config"),
+            train=checked_dataclass(TrainLoopConfig, cfg.get("train"), "train config"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -32,7 +32,6 @@ from ray.serve.handle import DeploymentHandle
 from serve.api import Backend, DecisionLog, LocalBackend, build_api
 from serve.config import EnsembleConfig, ServeConfig
 from serve.http_proxy import prepare_local_ray
-from serve.http_proxy import resolve as resolve_http_proxy
 from serve.rest_commands import command_handler, command_router
 from serve.service import EnsembleService
 from serve.service_metrics import ServiceMetrics
@@ -229,8 +228,7 @@ def start(config: ServeConfig, *, blocking: bool = False, ray_address: str | Non
     if not ray.is_initialized():
         address = ray_address or os.environ.get("RAY_ADDRESS")
         if address is None:  # a local Ray starts here: its processes read the front door from the environment
-            front_door = resolve_http_proxy(config.http_proxy)
-            prepare_local_ray(front_door, config.host)
+            front_door = prepare_local_ray(config.http_proxy, config.host)
             log.info("Serve's HTTP front door: %s", front_door)
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     # Per-request access logs cost the proxy and each replica a formatted, flushed line per decision;

@@ -34,7 +34,6 @@ import numpy as np
 
 from serve.config import ServeConfig
 from serve.http_proxy import HTTP_PROXIES, prepare_local_ray
-from serve.http_proxy import resolve as resolve_http_proxy
 from serve.procstats import ResourceMonitor
 from serve.tiny_runs import train_ensemble
 
@@ -448,8 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     torch.set_num_threads(1)
-    front_door = resolve_http_proxy(args.http_proxy)
-    prepare_local_ray(front_door, "127.0.0.1")
+    front_door = prepare_local_ray(args.http_proxy, "127.0.0.1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     runs = train_ensemble(Path(args.runs or tempfile.mkdtemp(prefix="mft-bench-runs-")), MEMBERS)
     try:

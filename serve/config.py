@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from features.configio import CONFIG_ROOT, from_dict, read_yaml
 from features.data.schema import DataError
-from serve.http_proxy import HTTP_PROXIES
+from serve.http_proxy import check_kind as check_http_proxy
 
 SERVE_CONFIGS = CONFIG_ROOT / "serve"
 Rule = Literal["vote", "mean_probs"]
@@ -198,8 +198,7 @@ class ServeConfig:
             )
         if not 0 < self.port < 65536:
             raise DataError(f"port must be 1..65535, got {self.port}")
-        if self.http_proxy not in HTTP_PROXIES:
-            raise DataError(f"http_proxy must be one of {list(HTTP_PROXIES)}, got {self.http_proxy!r}")
+        check_http_proxy(self.http_proxy)
 
     @property
     def active(self) -> list[str]:

@@ -64,10 +64,14 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def resolve(kind: str) -> str:
-    """``auto`` becomes ``haproxy`` on Linux where its binary is installed, else ``python``."""
+def check_kind(kind: str) -> None:
     if kind not in HTTP_PROXIES:
         raise DataError(f"http_proxy must be one of {list(HTTP_PROXIES)}, got {kind!r}")
+
+
+def resolve(kind: str) -> str:
+    """``auto`` becomes ``haproxy`` on Linux where its binary is installed, else ``python``."""
+    check_kind(kind)
     if kind != "auto":
         return kind
     if not sys.platform.startswith("linux"):  # ray[serve] bundles HAProxy for Linux only; GNU sed in the wrapper
@@ -107,7 +111,8 @@ def _is_wrapper(path: Path) -> bool:
         return False
 
 
-def free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` right now (the OS's choice)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
@@ -147,11 +152,11 @@ def proxy_environment(kind: str, host: str, folder: Path | None = None) -> dict[
     return env
 
 
-def prepare_local_ray(kind: str, host: str) -> dict[str, str]:
-    """Set the front door for the local Ray this process is about to start; returns what was set.
+def prepare_local_ray(kind: str, host: str) -> str:
+    """Set the front door for the local Ray this process is about to start; returns it (``auto`` resolved).
 
     Call before ``ray.init``: the Ray processes read these when they start.
     """
-    env = proxy_environment(kind, host)
-    os.environ.update(env)
-    return env
+    kind = resolve(kind)
+    os.environ.update(proxy_environment(kind, host))
+    return kind

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,13 @@ from features.data.cli import parse_date
 from features.data.schema import DataError
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_policy_service(policy: str, port: int | None = None) -> str:
     """The run as a one-member ensemble on 127.0.0.1; returns its URL."""
     from serve.app import start
     from serve.config import ServeConfig
+    from serve.http_proxy import free_port
 
-    port = port or _free_port()
+    port = port or free_port()
     start(ServeConfig.from_dict({"port": port, "request_timeout_s": 60.0,
                                  "ensembles": {"main": {"members": [{"source": str(Path(policy).resolve())}]}}}))
     return f"http://127.0.0.1:{port}"

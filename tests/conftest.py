@@ -37,12 +37,12 @@ def ray_session() -> Iterator[None]:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     import ray
 
-    from serve.http_proxy import prepare_local_ray, resolve
+    from serve.http_proxy import prepare_local_ray
 
     if ray.is_initialized():  # started outside this fixture: use it as it is
         yield
         return
-    prepare_local_ray(resolve("auto"), "127.0.0.1")
+    prepare_local_ray("auto", "127.0.0.1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield

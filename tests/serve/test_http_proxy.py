@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from features.data.schema import DataError
 from serve.config import ServeConfig
-from serve.http_proxy import haproxy_binary, proxy_environment, resolve, write_loopback_wrapper
+from serve.http_proxy import free_port, haproxy_binary, proxy_environment, resolve, write_loopback_wrapper
 
 HAPROXY_CONFIG = """global
     maxconn 100
@@ -110,19 +109,13 @@ def test_real_haproxy_accepts_the_rewritten_config(tmp_path: Path) -> None:
     assert "bind 127.0.0.1:8404" in config.read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def bare_service(serve_ray: None) -> Iterator[str]:
     from ray import serve
 
     from serve.bench_reference import deploy_bare
 
-    port = _free_port()
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
         yield deploy_bare(port)

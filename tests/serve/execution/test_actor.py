@@ -39,9 +39,9 @@ def port(serve_ray: None) -> Iterator[int]:
     stops at the end so the next module's service gets its own port."""
     from ray import serve
 
-    from serve.trade_cli import _free_port
+    from serve.http_proxy import free_port
 
-    yield _free_port()
+    yield free_port()
     serve.shutdown()
 
 

@@ -213,7 +213,7 @@ def test_monitoring_posts_activity_exports_metrics_and_resets_memory_on_a_break(
     placed = sum(s.value for f in metrics.registry.collect() if f.name == "mft_orders_placed" for s in f.samples
                  if s.name.endswith("_total"))
     assert placed == len([o for o in session.trader.journal.orders() if o.status is not OrderStatus.REJECTED])
-    assert f"mft_equity {session.trader.book.net_worth!r}" in text or "mft_equity " in text
+    assert "mft_equity " in text
     assert "mft_loop_latency_seconds_count" in text
 
 

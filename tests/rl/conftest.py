@@ -1,1 +1,0 @@
-"""Fixtures of the RLlib tests (the session Ray is in tests/conftest.py)."""

@@ -1,1 +1,0 @@
-"""Fixtures of the sweep tests (the session Ray is in tests/conftest.py)."""
